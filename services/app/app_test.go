@@ -268,7 +268,10 @@ func TestBuildFailureAndRequire(t *testing.T) {
 	t.Parallel()
 	d := testDeps(t, nil)
 	err := Run(context.Background(), d, []Target{{Name: "needs-image", Require: []string{"DOCKER_IMAGE"},
-		Build: func(context.Context, *Deps) (Service, error) { t.Error("built despite a missing requirement"); return nil, nil }}})
+		Build: func(context.Context, *Deps) (Service, error) {
+			t.Error("built despite a missing requirement")
+			return nil, nil
+		}}})
 	if err == nil || !strings.Contains(err.Error(), "DOCKER_IMAGE") {
 		t.Fatalf("Run = %v, want DOCKER_IMAGE named", err)
 	}
