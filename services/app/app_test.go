@@ -347,7 +347,7 @@ func TestBinaryStopsOnSIGTERM(t *testing.T) {
 		"RB_ADMIN_ADDR="+adminAddr,
 	)
 	var stderr syncBuf
-	cmd := exec.Command(bin, "-target=all")
+	cmd := exec.Command(bin, "-target=nats")
 	cmd.Env = env
 	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {
