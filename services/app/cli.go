@@ -15,6 +15,8 @@ import (
 	"github.com/rustybalancer/rb/pkg/admin"
 	"github.com/rustybalancer/rb/pkg/config"
 	"github.com/rustybalancer/rb/pkg/store"
+	"github.com/rustybalancer/rb/services/ctl"
+	"github.com/rustybalancer/rb/services/replayctl"
 )
 
 // Exit codes of rb.
@@ -40,8 +42,13 @@ func Main(ctx context.Context, args []string, io IO, version string) int {
 		case "version":
 			fmt.Fprintln(io.Stdout, "rb", Version(version))
 			return ExitOK
+		case "status", "queue", "config", "events":
+			return ctl.Main(ctx, args, ctl.IO{Lookup: io.Lookup, Stdout: io.Stdout, Stderr: io.Stderr})
+		case "export", "replay":
+			return replayctl.Main(ctx, args, replayctl.IO{Lookup: io.Lookup, Stdout: io.Stdout, Stderr: io.Stderr})
 		default:
-			fmt.Fprintf(io.Stderr, "rb: unknown command %q; commands: version (run `rb -h` for flags)\n", args[0])
+			fmt.Fprintf(io.Stderr, "rb: unknown command %q; commands: version, %s, %s (run `rb -h` for flags)\n", args[0],
+				strings.Join(ctl.Commands, ", "), strings.Join(replayctl.Commands, ", "))
 			return ExitUsage
 		}
 	}
@@ -75,16 +82,21 @@ func Main(ctx context.Context, args []string, io IO, version string) int {
 		return ExitUsage
 	}
 	cfg, err := loader.Load(io.Lookup)
-	if err == nil {
-		for _, t := range targets {
-			if rerr := cfg.Require(t.Require...); len(t.Require) > 0 && rerr != nil {
-				err = fmt.Errorf("target %s: %w", t.Name, rerr)
-				break
-			}
-		}
-	}
 	if err != nil {
 		fmt.Fprintln(io.Stderr, "rb:", err)
+		return ExitUsage
+	}
+	// What the selected targets cannot run without is checked for running
+	// and -verify-config, not for -print-config and -health.
+	var requireErr error
+	for _, t := range targets {
+		if rerr := cfg.Require(t.Require...); len(t.Require) > 0 && rerr != nil {
+			requireErr = fmt.Errorf("target %s: %w", t.Name, rerr)
+			break
+		}
+	}
+	if requireErr != nil && !*printCfg && !*health {
+		fmt.Fprintln(io.Stderr, "rb:", requireErr)
 		return ExitUsage
 	}
 	switch {
