@@ -148,9 +148,6 @@ func (w *ConfigWriter) Update(ctx context.Context, u ConfigUpdate) (ConfigState,
 	if len(u.Set) == 0 && len(u.Unset) == 0 {
 		return ConfigState{}, fmt.Errorf("update config of app %q: nothing to change: give at least one KEY=VALUE", u.App)
 	}
-	if err := checkUnset(u.Unset); err != nil {
-		return ConfigState{}, err
-	}
 	// Validate the change alone first, so its own mistakes are reported even
 	// when the stored values are broken.
 	if _, err := w.Base.WithRuntime(u.Set); err != nil {
@@ -164,6 +161,9 @@ func (w *ConfigWriter) Update(ctx context.Context, u ConfigUpdate) (ConfigState,
 		if u.Version != nil && *u.Version != cur.Version {
 			return ConfigState{}, fmt.Errorf("update config of app %q: %w: stored version is %d, the change was based on %d; read it again",
 				u.App, store.ErrConflict, cur.Version, *u.Version)
+		}
+		if err := checkUnset(u.Unset, cur.Values); err != nil {
+			return ConfigState{}, err
 		}
 		next := maps.Clone(cur.Values)
 		if next == nil {
@@ -220,11 +220,15 @@ func (w *ConfigWriter) publish(ctx context.Context, u ConfigUpdate, stored store
 	return nil
 }
 
-// checkUnset refuses names that are not runtime variables, so a typo in an
-// unset is reported instead of doing nothing.
-func checkUnset(names []string) error {
+// checkUnset refuses names that are neither stored nor runtime variables,
+// so a typo in an unset is reported instead of doing nothing, while a stored
+// value this build no longer knows can still be removed.
+func checkUnset(names []string, stored map[string]string) error {
 	var ce config.Error
 	for _, n := range names {
+		if _, ok := stored[n]; ok {
+			continue
+		}
 		v, ok := runtimeVar(n)
 		switch {
 		case !ok:

@@ -15,7 +15,7 @@ const (
 	TopicConfig    = "config"
 )
 
-// Topics lists every topic, in the order the docs give them.
+// allTopics lists every topic, in the order the docs give them.
 var allTopics = []string{TopicQueue, TopicScore, TopicScale, TopicLifecycle, TopicProxy, TopicConfig}
 
 // Endpoints, as metric labels.

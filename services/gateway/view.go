@@ -647,7 +647,7 @@ func (v *View) workers(a *appState, now time.Time) []Worker {
 	}
 	out := make([]Worker, 0, len(a.workers))
 	onQueue := map[string]bool{}
-	for _, it := range sortedQueue(a.queue.Items) {
+	for _, it := range SortQueue(a.queue.Items) {
 		onQueue[it.Container] = true
 		wk := Worker{Container: it.Container, Address: it.Address, OnQueue: true, State: it.State,
 			Category: it.Category, Score: it.Score, Weight: it.Weight}
@@ -683,9 +683,9 @@ func scorePoint(at time.Time, s events.Score) ScorePoint {
 	return ScorePoint{T: at.UnixMilli(), CPU: s.CPU, Memory: s.Memory, Network: s.Network, Availability: s.Availability, Overall: s.Overall}
 }
 
-// sortedQueue returns the items in the prototype's order: SUNDOWN last,
-// the others by score descending; ties keep the queue's order.
-func sortedQueue(items []events.QueueItem) []events.QueueItem {
+// SortQueue returns a copy of items in the prototype's order: SUNDOWN
+// last, the others by score descending; ties keep the queue's order.
+func SortQueue(items []events.QueueItem) []events.QueueItem {
 	out := slices.Clone(items)
 	slices.SortStableFunc(out, func(a, b events.QueueItem) int {
 		as, bs := a.State == events.StateSundown, b.State == events.StateSundown
@@ -733,7 +733,7 @@ func (v *View) LegacyQueue(app string) ([]LegacyItem, bool) {
 		return nil, false
 	}
 	out := make([]LegacyItem, 0, len(a.queue.Items))
-	for _, it := range sortedQueue(a.queue.Items) {
+	for _, it := range SortQueue(a.queue.Items) {
 		cat := it.Category
 		switch {
 		case it.State == events.StateSundown:
