@@ -100,10 +100,26 @@ var goodBad = map[string][2]string{
 	"DOCKER_IMAGE":                    {"rb-worker:dev", ""},
 	"TARGET_PORT":                     {"8080", "-1"},
 	"RB_DOCKER_NETWORK":               {"rb_workers", ""},
+	"RB_WORKER_CPUS":                  {"0.5", "-1"},
+	"RB_WORKER_MEMORY":                {"512m", "1m"}, // below Docker's 6 MiB
+	"RB_WORKER_PUBLISH_PORT":          {"true", "yes please"},
+	"RB_WORKER_STOP_TIMEOUT":          {"10s", "-1s"},
+	"RB_SCALE_UP_WINDOW":              {"0", "-1s"},
+	"RB_SCALE_DOWN_WINDOW":            {"5m", "soon"},
+	"RB_READY_TIMEOUT":                {"0", "-60"},
+	"RB_DRAIN_GRACE":                  {"2s", "-2s"},
+	"RB_DRAIN_TIMEOUT":                {"1m", "x"},
+	"RB_TREND_HORIZON":                {"30s", "-30s"},
+	"RB_TREND_WINDOW":                 {"60s", "-1s"}, // < 3s with a horizon: TestTrendWindowNeedsThreeSeconds
+	"RB_SCALE_IN_GUARD":               {"false", "maybe"},
+	"RB_REPLACE_BACKOFF":              {"5s", "-5s"},
+	"RB_PROXY_GONE_INTERVALS":         {"3", "0"},
+	"RB_SCALER_LEASE_TTL":             {"15s", "100ms"},
+	"RB_RECONCILE_INTERVAL":           {"10s", "10ms"},
 	"RB_COLLECT_INTERVAL":             {"500ms", "1ms"},
 	"RB_PROBE":                        {"HTTP", "icmp"},
 	"RB_PROBE_PATH":                   {"/healthz", "healthz"},
-	"RB_PROBE_TIMEOUT":                {"2", "0"},
+	"RB_PROBE_TIMEOUT":                {"2", "3601"},
 	"CPU_WEIGHT":                      {"0.35", "-0.1"},
 	"MEMORY_WEIGHT":                   {"0.25", "1.5"},
 	"NETWORK_WEIGHT":                  {"0.15", "NaN"},
@@ -114,6 +130,10 @@ var goodBad = map[string][2]string{
 	"RB_LU_CUTOFF":                    {"75", "101"},
 	"RB_MU_CUTOFF":                    {"30", "80"}, // ≥ LU cut-off
 	"RB_NET_CAPACITY_BPS":             {"1e9", "0"},
+	"RB_SCORE_MODE":                   {"LEGACY", "adaptive"},
+	"RB_RESPONSE_THRESHOLD_START":     {"2s", "0.4"}, // below the floor 0.5 s
+	"RB_RESPONSE_THRESHOLD_FLOOR":     {"0", "2s"},   // above the start 1 s
+	"RB_PROBE_RESOLUTION":             {"0", "6s"},   // above RB_PROBE_TIMEOUT 5 s
 	"DEFAULT_CONTAINER":               {"2", "0"},
 	"MAX_CONTAINERS":                  {"20", "3"}, // below DEFAULT_CONTAINER 5
 	"HIGH_LOAD_THRESHOLD":             {"50", "abc"},
@@ -130,6 +150,13 @@ var goodBad = map[string][2]string{
 	"HOST_PORT_HTTP_DEPLOYMENT_AGENT": {"2550", ""},
 	"PORT_DASHBOARD":                  {"8501", "0"},
 	"RB_GATEWAY_TOKEN":                {"t", ""},
+	"RB_PROXY_HOSTS":                  {"Shop.example.com=shop, api.example.com:8080=api", "shop.example.com"},
+	"RB_SLOW_START":                   {"0", "-1s"},
+	"RB_MAX_BODY_SIZE":                {"64MiB", "12 parsecs"},
+	"RB_CACHE_MAX_BYTES":              {"1g", "100"}, // below 1 KiB
+	"RB_GATEWAY_HOST":                 {"127.0.0.1", "127.0.0.1:2550"},
+	"RB_CORS_ORIGINS":                 {"https://ops.example.com, http://localhost:3000", "*"},
+	"RB_GATEWAY_PROTECT_READS":        {"false", "sometimes"}, // true needs the token: TestProtectReadsNeedsToken
 }
 
 func TestEveryVariable(t *testing.T) {
@@ -161,6 +188,49 @@ func TestEveryVariable(t *testing.T) {
 			}
 			if !strings.Contains(err.Error(), name) {
 				t.Fatalf("error does not name %s: %v", name, err)
+			}
+		})
+	}
+}
+
+func TestProtectReadsNeedsToken(t *testing.T) {
+	if _, err := load(t, nil, map[string]string{"RB_GATEWAY_PROTECT_READS": "true", "RB_GATEWAY_TOKEN": "s3cret"}); err != nil {
+		t.Fatal(err)
+	}
+	_, err := load(t, nil, map[string]string{"RB_GATEWAY_PROTECT_READS": "true"})
+	if err == nil || !strings.Contains(err.Error(), "RB_GATEWAY_TOKEN") {
+		t.Fatalf("protect reads without a token: err = %v, want one naming RB_GATEWAY_TOKEN", err)
+	}
+}
+
+func TestTrendWindowNeedsThreeSeconds(t *testing.T) {
+	if _, err := load(t, nil, map[string]string{"RB_TREND_WINDOW": "2s"}); err != nil {
+		t.Fatalf("a short window without a horizon: %v", err)
+	}
+	_, err := load(t, nil, map[string]string{"RB_TREND_HORIZON": "30s", "RB_TREND_WINDOW": "2s"})
+	if err == nil || !strings.Contains(err.Error(), "RB_TREND_WINDOW") {
+		t.Fatalf("horizon with a 2s window: err = %v, want one naming RB_TREND_WINDOW", err)
+	}
+}
+
+func TestWorkerMemorySizes(t *testing.T) {
+	for _, tc := range []struct {
+		name, raw string
+		want      int64
+	}{
+		{name: "bytes", raw: "67108864", want: 64 << 20},
+		{name: "megabytes", raw: "512m", want: 512 << 20},
+		{name: "gigabytes upper case", raw: "1G", want: 1 << 30},
+		{name: "kilobytes", raw: "8192k", want: 8 << 20},
+		{name: "no limit", raw: "0", want: 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := load(t, nil, map[string]string{"RB_WORKER_MEMORY": tc.raw})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c.Docker.WorkerMemory != tc.want {
+				t.Fatalf("RB_WORKER_MEMORY=%s read as %d, want %d", tc.raw, c.Docker.WorkerMemory, tc.want)
 			}
 		})
 	}
@@ -330,5 +400,42 @@ func TestRequire(t *testing.T) {
 	err := c.Require("DOCKER_IMAGE", "TARGET_PORT")
 	if err == nil || !strings.Contains(err.Error(), "DOCKER_IMAGE") || !strings.Contains(err.Error(), "TARGET_PORT") {
 		t.Fatalf("Require = %v", err)
+	}
+}
+
+func TestProxySizesAndHosts(t *testing.T) {
+	tests := []struct {
+		name    string
+		env     map[string]string
+		wantErr string
+		check   func(*Config) bool
+	}{
+		{name: "sizes with units", env: map[string]string{"RB_MAX_BODY_SIZE": "50 MiB", "RB_CACHE_MAX_BYTES": "2048"},
+			check: func(c *Config) bool { return c.Proxy.MaxBodySize == 50<<20 && c.Proxy.CacheMaxBytes == 2048 }},
+		{name: "size short unit", env: map[string]string{"RB_MAX_BODY_SIZE": "1g"},
+			check: func(c *Config) bool { return c.Proxy.MaxBodySize == 1<<30 }},
+		{name: "hosts lower-cased", env: map[string]string{"RB_PROXY_HOSTS": "Shop.Example.com=shop,api:8080=api,"},
+			check: func(c *Config) bool {
+				return len(c.Proxy.Hosts) == 2 && c.Proxy.Hosts["shop.example.com"] == "shop" && c.Proxy.Hosts["api:8080"] == "api"
+			}},
+		{name: "host mapped twice", env: map[string]string{"RB_PROXY_HOSTS": "a=x,A=y"}, wantErr: "mapped to both"},
+		{name: "cache bytes per entry", env: map[string]string{"CACHE_CAPACITY": "1", "RB_CACHE_MAX_BYTES": "5GiB"}, wantErr: "4 GiB per entry"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := load(t, nil, tc.env)
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("err = %v, want %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil || !tc.check(c) {
+				t.Fatalf("got %+v, %v", c.Proxy, err)
+			}
+		})
+	}
+	if got := Default(); formatSize(got.Proxy.MaxBodySize) != "64MiB" {
+		t.Fatalf("default RB_MAX_BODY_SIZE prints as %s", formatSize(got.Proxy.MaxBodySize))
 	}
 }
