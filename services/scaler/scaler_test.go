@@ -2,6 +2,7 @@ package scaler_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -409,12 +410,19 @@ func TestScaler(t *testing.T) {
 		// Losing the lease stops acting at once.
 		f.setLoad(70)
 		ctx := context.Background()
-		if err := e.store.ReleaseLease(ctx, "scaler:"+app, standby.svc.NodeID()); err != nil {
-			t.Fatal(err)
-		}
-		if ok, err := e.store.AcquireLease(ctx, "scaler:"+app, "intruder", time.Minute); err != nil || !ok {
-			t.Fatalf("intruder lease: %v %v", ok, err)
-		}
+		// The leader renews every TTL/3, and may re-acquire the released
+		// lease before the intruder gets to it: release and grab until the
+		// intruder holds it (the store has no atomic steal).
+		waitFor(t, "the intruder to hold the lease", func() bool {
+			if err := e.store.ReleaseLease(ctx, "scaler:"+app, standby.svc.NodeID()); err != nil && !errors.Is(err, store.ErrConflict) {
+				t.Fatal(err)
+			}
+			ok, err := e.store.AcquireLease(ctx, "scaler:"+app, "intruder", time.Minute)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return ok
+		})
 		lost := time.Now()
 		waitFor(t, "the leader to stop acting", func() bool { return !standby.svc.Leader() })
 		// The next renewal (every TTL/3) finds it out.
