@@ -28,7 +28,12 @@
 //
 // Every interval (RB_COLLECT_INTERVAL) the collector publishes one Sample
 // per followed container, stamped with the tick's time; its id is
-// <container>-<tick Unix ns>, its source collector/<node>.
+// <container>-<tick Unix ns>, its source collector/<node>. A container
+// stops being followed the moment its die (or destroy) event is handled,
+// before anything else is asked of Docker: no tick that starts after that
+// samples it, and a tick already under way checks, just before each
+// publish, that the container is still followed, so no Sample of a
+// container known dead is published.
 //
 //   - CPUPercent, NetRxBps, NetTxBps are rates between the newest stats
 //     reading at the previous tick and the newest now; WindowSeconds is the
@@ -54,7 +59,11 @@
 // # Lifecycle facts
 //
 // Only what Docker says: start → started, die → died (Reason "exit code N"),
-// health_status → health (Reason healthy/unhealthy), destroy → removed. The
+// health_status → health (Reason healthy/unhealthy), destroy → removed.
+// A fact's Address is where the container answers now, else the last
+// address the collector saw it at (a stopped container has lost its network
+// IP by the time it is inspected): the collector remembers it per container
+// until the container is destroyed or no longer listed. The
 // event time is Docker's; the id is <container>-<Docker event ns>-<phase>,
 // so a fact re-read after a reconnect is dropped by the stream's dedupe. The
 // scaler publishes its own facts (created, ready, sundown, ...). Facts are
@@ -189,6 +198,10 @@ type Service struct {
 	listed  bool                // listed at least once
 	downErr error               // why not, when not
 	since   time.Time           // down since
+	// addrs is the last address each container was seen at while running,
+	// by container ID, kept after it stops (for its died fact) until it is
+	// destroyed or no longer listed.
+	addrs map[string]string
 }
 
 // New returns a collector of cfg.App's containers on rt that publishes on
@@ -225,6 +238,7 @@ func New(cfg Config, rt Runtime, pub Publisher, logger *slog.Logger, reg prometh
 		now: cfg.Now, source: "collector/" + cfg.Node,
 		facts:   make(chan lifecycleFact, factQueue),
 		tracked: map[string]*tracked{},
+		addrs:   map[string]string{},
 		downErr: errors.New("docker: not listed yet"),
 		since:   cfg.Now(),
 	}, nil
@@ -352,6 +366,12 @@ func (s *Service) handle(runCtx, ctx context.Context, ev runtime.Event) error {
 	if ev.App != s.cfg.App {
 		return nil
 	}
+	if ev.Action == actionDie || ev.Action == actionDestroy {
+		// Dead from now on, whatever the inspect below takes: no Sample of
+		// it is published past this point. A container that died and is
+		// running again (a restart policy) is followed afresh below.
+		s.unwatch(ev.ID)
+	}
 	var (
 		c       runtime.Container
 		running bool
@@ -368,16 +388,19 @@ func (s *Service) handle(runCtx, ctx context.Context, ev runtime.Event) error {
 			ierr = nil // gone or relabelled: not ours any more
 		}
 	}
-	// Where it answers now, else (stopped, gone) where it answered.
-	addr, _ := c.Address(s.cfg.Network, s.cfg.Port)
-	if t := s.get(ev.ID); addr == "" && t != nil {
-		addr, _ = t.container().Address(s.cfg.Network, s.cfg.Port)
+	// Where it answers now, else (stopped, gone) where it last answered.
+	addr, ok := c.Address(s.cfg.Network, s.cfg.Port)
+	if !ok {
+		addr = s.lastAddress(ev.ID)
 	}
 	if s.cfg.Port == 0 {
 		addr = ""
 	}
 	if fact, ok := factFrom(s.cfg.App, s.source, ev, addr); ok {
 		s.enqueueFact(fact)
+	}
+	if ev.Action == actionDestroy {
+		s.forget(ev.ID)
 	}
 	if ierr != nil {
 		return fmt.Errorf("after %s of %s: %w", ev.Action, ev.Name, ierr)
@@ -392,14 +415,20 @@ func (s *Service) handle(runCtx, ctx context.Context, ev runtime.Event) error {
 
 // reconcile follows the running containers of list and drops the others.
 func (s *Service) reconcile(ctx context.Context, list []runtime.Container) {
-	running := map[string]bool{}
+	running, listed := map[string]bool{}, map[string]bool{}
 	for _, c := range list {
+		listed[c.ID] = true
 		if c.State == "running" && c.App == s.cfg.App {
 			running[c.ID] = true
 			s.watch(ctx, c)
 		}
 	}
 	s.mu.Lock()
+	for id := range s.addrs {
+		if !listed[id] {
+			delete(s.addrs, id) // removed while unseen: no fact of it will need it
+		}
+	}
 	var gone []string
 	for id := range s.tracked {
 		if !running[id] {
@@ -416,6 +445,9 @@ func (s *Service) reconcile(ctx context.Context, list []runtime.Container) {
 func (s *Service) watch(ctx context.Context, c runtime.Container) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if addr, ok := c.Address(s.cfg.Network, s.cfg.Port); ok && s.cfg.Port > 0 {
+		s.addrs[c.ID] = addr
+	}
 	if t, ok := s.tracked[c.ID]; ok {
 		t.update(c)
 		return
@@ -443,10 +475,27 @@ func (s *Service) unwatch(id string) {
 	s.logger.Info("stopped following container", "container", t.container().Name, "id", id)
 }
 
-func (s *Service) get(id string) *tracked {
+// lastAddress is the last address container id was seen at while running,
+// or "" when none is known.
+func (s *Service) lastAddress(id string) string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.tracked[id]
+	return s.addrs[id]
+}
+
+// forget drops what is remembered of the destroyed container id.
+func (s *Service) forget(id string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.addrs, id)
+}
+
+// following reports whether t is still followed: false once its container
+// died, was destroyed or was dropped by a re-list.
+func (s *Service) following(t *tracked) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.tracked[t.id] == t
 }
 
 func (s *Service) watchedCount() int {
@@ -512,6 +561,12 @@ func (s *Service) collect(ctx context.Context, at time.Time) {
 	for _, t := range ts {
 		smp := t.sample(s.cfg.App, s.cfg.Network, s.cfg.Port, at, s.cfg.StaleAfter)
 		g.Go(func() error {
+			// The container may have died since the tick began: checked
+			// here, at the last moment, so a container known dead is
+			// never sampled.
+			if !s.following(t) {
+				return nil
+			}
 			subj, err := events.StatsSubject(smp.App, smp.Container)
 			if err == nil {
 				id := fmt.Sprintf("%s-%d", smp.Container, at.UnixNano())

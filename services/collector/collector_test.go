@@ -171,14 +171,18 @@ func testWorkers(t *testing.T, image string) {
 	if !strings.HasPrefix(died.Data.Reason, "exit code ") || died.Data.ContainerID != idA || died.Data.Address != addrA {
 		t.Errorf("died fact %+v, want reason \"exit code N\", id %s and its last address %s", died.Data, idA, addrA)
 	}
-	nA, nB := len(rec.samplesOf(nameA)), len(rec.samplesOf(nameB))
+	// The collector drops A from its Samples when it handles the die event,
+	// before it publishes the died fact; a tick that began before may still
+	// publish, but is stamped before. So every Sample of A, however late it
+	// arrives, is stamped before the died fact arrived here. (Docker's event
+	// time is no bound: the event may reach the collector late on a busy
+	// machine.)
+	diedArrived := rec.arrivedAt(died.ID)
+	nB := len(rec.samplesOf(nameB))
 	waitFor(t, "four more Samples of "+nameB, func() bool { return len(rec.samplesOf(nameB)) >= nB+4 })
-	if extra := len(rec.samplesOf(nameA)) - nA; extra > 1 {
-		t.Errorf("%d Samples of %s after its died fact, want at most the one of a tick under way", extra, nameA)
-	}
 	for _, s := range rec.samplesOf(nameA) {
-		if s.Time.After(died.Time.Add(2 * interval)) {
-			t.Errorf("%s sampled at %v, after it died at %v", nameA, s.Time, died.Time)
+		if s.Time.After(diedArrived) {
+			t.Errorf("%s sampled at %v, after its died fact (Docker time %v) arrived at %v", nameA, s.Time, died.Time, diedArrived)
 		}
 	}
 

@@ -113,13 +113,14 @@ type recorder struct {
 	mu      sync.Mutex
 	samples []events.Event[events.Sample]
 	facts   []events.Event[events.Lifecycle]
-	bad     []string // subjects that do not match their payload
+	arrived map[string]time.Time // when each fact arrived, by event id
+	bad     []string             // subjects that do not match their payload
 }
 
 // record consumes app's samples and lifecycle facts until the test ends.
 func record(tb testing.TB, b *bus.Bus, app string) *recorder {
 	tb.Helper()
-	r := &recorder{}
+	r := &recorder{arrived: map[string]time.Time{}}
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	tb.Cleanup(func() { cancel(); wg.Wait() })
@@ -158,6 +159,9 @@ func record(tb testing.TB, b *bus.Bus, app string) *recorder {
 			r.bad = append(r.bad, m.Subject)
 		}
 		r.facts = append(r.facts, ev)
+		if _, ok := r.arrived[ev.ID]; !ok {
+			r.arrived[ev.ID] = time.Now()
+		}
 		return nil
 	})
 	return r
@@ -201,6 +205,13 @@ func (r *recorder) factsOf(name string, phase events.Phase) []events.Event[event
 		}
 	}
 	return out
+}
+
+// arrivedAt returns when the fact with event id first arrived.
+func (r *recorder) arrivedAt(id string) time.Time {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.arrived[id]
 }
 
 func (r *recorder) badSubjects() []string {
