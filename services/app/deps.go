@@ -23,6 +23,7 @@ type Deps struct {
 	Version string
 
 	mu      sync.Mutex
+	busMu   sync.Mutex
 	natsURL string // the in-process embedded server, when the nats target runs
 	bus     *bus.Bus
 	store   *store.Store
@@ -77,10 +78,15 @@ func (d *Deps) setNATSURL(u string) {
 // connected the client reconnects by itself forever.
 func (d *Deps) Bus(ctx context.Context) (*bus.Bus, error) {
 	opts := d.BusOptions()
+	// busMu serialises connecting; mu is not held while retrying, so other
+	// targets can use the store meanwhile.
+	d.busMu.Lock()
+	defer d.busMu.Unlock()
 	d.mu.Lock()
-	defer d.mu.Unlock()
-	if d.bus != nil {
-		return d.bus, nil
+	existing := d.bus
+	d.mu.Unlock()
+	if existing != nil {
+		return existing, nil
 	}
 	logger := d.Logger.With("component", "bus")
 	delay := 250 * time.Millisecond
@@ -102,6 +108,8 @@ func (d *Deps) Bus(ctx context.Context) (*bus.Bus, error) {
 		}
 		delay = min(2*delay, 10*time.Second)
 	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
 	d.bus = b
 	d.Admin.AddHealth("nats", b.Health)
 	d.closers = append(d.closers, func() { _ = b.Close() })
