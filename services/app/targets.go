@@ -32,6 +32,12 @@ type Target struct {
 func Targets() []Target {
 	return []Target{
 		natsTarget(),
+		collectorTarget(),
+		gatewayTarget(),
+		scorerTarget(),
+		scalerTarget(),
+		queuebuilderTarget(),
+		proxyTarget(),
 	}
 }
 
