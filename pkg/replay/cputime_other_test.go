@@ -1,0 +1,5 @@
+//go:build !unix
+
+package replay
+
+func processCPU() int64 { return -1 }
