@@ -27,7 +27,7 @@ import (
 )
 
 // waitTimeout bounds every wait; a wait ends as soon as its condition holds.
-const waitTimeout = 30 * time.Second
+const waitTimeout = 60 * time.Second
 
 const app = "shop"
 
@@ -282,9 +282,15 @@ func record(t *testing.T, d time.Duration) liveRun {
 				t.Fatal(err)
 			}
 			published++
-			waitFor(t, fmt.Sprintf("the services to settle after sample %d", published), func() bool {
-				return settled(t, b, reg, w, published)
-			})
+			for deadline := time.Now().Add(waitTimeout); ; time.Sleep(5 * time.Millisecond) {
+				ok, why := settled(t, b, reg, w, published)
+				if ok {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("timed out waiting for the services to settle after sample %d: %s", published, why)
+				}
+			}
 		}
 	}
 	cancel()
@@ -294,24 +300,28 @@ func record(t *testing.T, d time.Duration) liveRun {
 
 // settled says whether every Sample published is scored and stepped and
 // every decision's facts are published and stepped.
-func settled(t *testing.T, b *bus.Bus, reg *prometheus.Registry, w *watcher, samples int) bool {
+func settled(t *testing.T, b *bus.Bus, reg *prometheus.Registry, w *watcher, samples int) (bool, string) {
 	t.Helper()
 	info, err := b.JetStream().Stream(context.Background(), events.StreamScores)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if int(info.CachedInfo().State.Msgs) != samples {
-		return false
+	if n := int(info.CachedInfo().State.Msgs); n != samples {
+		return false, fmt.Sprintf("%d scores stored of %d samples", n, samples)
 	}
-	if metric(t, reg, "rb_scaler_inputs_total", "kind", "score") != float64(samples) {
-		return false
+	if n := metric(t, reg, "rb_scaler_inputs_total", "kind", "score"); n != float64(samples) {
+		return false, fmt.Sprintf("scaler stepped %v scores of %d", n, samples)
 	}
 	decided := metric(t, reg, "rb_scaler_decisions_total", "", "")
 	if float64(w.count()) != decided {
-		return false
+		return false, fmt.Sprintf("watcher saw %d decisions, scaler took %v", w.count(), decided)
 	}
 	facts := metric(t, reg, "rb_scaler_lifecycle_published_total", "", "")
-	return facts == float64(w.expectedFacts()) && metric(t, reg, "rb_scaler_inputs_total", "kind", "lifecycle") == facts
+	stepped := metric(t, reg, "rb_scaler_inputs_total", "kind", "lifecycle")
+	if facts != float64(w.expectedFacts()) || stepped != facts {
+		return false, fmt.Sprintf("facts published %v, expected %d, stepped %v", facts, w.expectedFacts(), stepped)
+	}
+	return true, ""
 }
 
 // watcher follows the decisions and counts the facts they call for: two
@@ -409,7 +419,8 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 		if time.Now().After(deadline) {
 			t.Fatalf("timed out waiting for %s", what)
 		}
-		time.Sleep(time.Millisecond)
+		// Each check asks the server for stream info: poll gently.
+		time.Sleep(5 * time.Millisecond)
 	}
 }
 
