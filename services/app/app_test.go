@@ -393,3 +393,23 @@ func TestBinaryStopsOnSIGTERM(t *testing.T) {
 		t.Fatalf("no clean stop logged:\n%s", stderr.String())
 	}
 }
+
+// TestAdminBindFailureIsReported: a taken admin port is the error rb
+// reports, not the cancellation it causes in the targets being started.
+func TestAdminBindFailureIsReported(t *testing.T) {
+	t.Parallel()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	env := map[string]string{
+		"RB_ADMIN_ADDR":     ln.Addr().String(),
+		"RB_NATS_LISTEN":    "127.0.0.1:" + strconv.Itoa(freePort(t)),
+		"RB_NATS_STORE_DIR": t.TempDir(),
+	}
+	code, _, stderr := runMain(t, []string{"-target=nats"}, env)
+	if code != 1 || !strings.Contains(stderr, "RB_ADMIN_ADDR") {
+		t.Fatalf("exit %d, stderr:\n%s\nwant exit 1 naming RB_ADMIN_ADDR", code, stderr)
+	}
+}

@@ -69,7 +69,9 @@ func Run(ctx context.Context, d *Deps, targets []Target) (err error) {
 		// Stop the admin listener started above.
 		g.Go(func() error { return err })
 	}
-	if gerr := g.Wait(); gerr != nil && err == nil {
+	// A build cancelled because something else failed (the admin listener
+	// could not bind, say) reports that cause, not the cancellation.
+	if gerr := g.Wait(); gerr != nil && (err == nil || errors.Is(err, context.Canceled)) {
 		err = gerr
 	}
 	return err
