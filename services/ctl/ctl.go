@@ -31,7 +31,7 @@ const (
 )
 
 // DefaultNATSURL is where the commands look for NATS when RB_NATS_URL is empty.
-const DefaultNATSURL = "nats://127.0.0.1:4222"
+const DefaultNATSURL = bus.DefaultClientURL
 
 // connectTimeout bounds connecting and each one-shot read.
 const connectTimeout = 10 * time.Second
@@ -160,21 +160,10 @@ func (r *runner) connect(ctx context.Context, c common) (*bus.Bus, error) {
 	if err != nil {
 		return nil, err
 	}
-	n := cfg.NATS
-	url := c.natsURL
-	if url == "" {
-		url = n.URL
-	}
-	if url == "" {
-		url = DefaultNATSURL
-	}
 	logger := slog.New(slog.NewTextHandler(r.io.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	cctx, cancel := context.WithTimeout(ctx, connectTimeout)
 	defer cancel()
-	b, err := bus.Connect(cctx, bus.Options{
-		URL: url, User: n.User, Password: n.Password, Token: n.Token, NKeySeedFile: n.NKeySeedFile,
-		TLSCA: n.TLSCA, TLSCert: n.TLSCert, TLSKey: n.TLSKey, Name: r.name,
-	}, logger)
+	b, err := bus.Connect(cctx, bus.ClientOptions(cfg.NATS, c.natsURL, r.name), logger)
 	if err != nil {
 		return nil, fmt.Errorf("%w (is rb running? set RB_NATS_URL or -nats-url)", err)
 	}

@@ -39,7 +39,7 @@ const (
 )
 
 // DefaultNATSURL is where the commands look for NATS when RB_NATS_URL is empty.
-const DefaultNATSURL = "nats://127.0.0.1:4222"
+const DefaultNATSURL = bus.DefaultClientURL
 
 // DefaultWarmup is how much of the streams before the range is read to
 // rebuild the state the range starts from (at least the scorer's rebuild
@@ -224,20 +224,10 @@ func (c *cmd) baseConfig() (*config.Config, error) {
 
 // connect connects to NATS as a client.
 func (c *cmd) connect(ctx context.Context, cfg *config.Config, url string) (*bus.Bus, error) {
-	n := cfg.NATS
-	if url == "" {
-		url = n.URL
-	}
-	if url == "" {
-		url = DefaultNATSURL
-	}
 	logger := slog.New(slog.NewTextHandler(c.io.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	cctx, cancel := context.WithTimeout(ctx, connectTimeout)
 	defer cancel()
-	b, err := bus.Connect(cctx, bus.Options{
-		URL: url, User: n.User, Password: n.Password, Token: n.Token, NKeySeedFile: n.NKeySeedFile,
-		TLSCA: n.TLSCA, TLSCert: n.TLSCert, TLSKey: n.TLSKey, Name: c.name,
-	}, logger)
+	b, err := bus.Connect(cctx, bus.ClientOptions(cfg.NATS, url, c.name), logger)
 	if err != nil {
 		return nil, fmt.Errorf("%w (is rb running? set RB_NATS_URL or -nats-url)", err)
 	}
