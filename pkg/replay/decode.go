@@ -531,7 +531,6 @@ func parseSampleData(s *scanner, f *fastSample) bool {
 		if !ok || !s.lit(':') {
 			return false
 		}
-		var v float64
 		switch string(key) {
 		case "app":
 			f.app, ok = s.str()
@@ -552,8 +551,8 @@ func parseSampleData(s *scanner, f *fastSample) bool {
 		case "probe_seconds":
 			f.probe, ok = s.nonNeg()
 		case "window_seconds", "cpu_limit_cores":
-			v, ok = s.nonNeg()
-			_ = v
+			// Validated like the rest, but the engine does not use them.
+			_, ok = s.nonNeg()
 		case "container_id", "state", "address", "probe_error":
 			// Strings the engine does not use; a null here would be
 			// accepted by encoding/json too, but give up on it anyway.
